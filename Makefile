@@ -60,8 +60,10 @@ fmt: deps ## format Rust and Python in place
 	$(BIN)/ruff format python tests benches
 	$(BIN)/ruff check --fix python tests benches
 
-bench: build ## criterion on the core, then the side-by-side Python benchmark
+bench: build ## criterion on the core, the counters' cost, then the Python side by side
 	cargo bench --bench core -- --noplot
+	cargo bench --bench core --no-default-features -- --noplot
+	./benches/contention_cost.sh
 	$(PY) benches/bench_python.py
 
 soak: build ## long runs: floods, leaks, concurrency soaks (not part of `make test`)
