@@ -65,6 +65,7 @@ bench: build ## criterion on the core, the counters' cost, then the Python side 
 	cargo bench --bench core --no-default-features -- --noplot
 	./benches/contention_cost.sh
 	$(PY) benches/bench_python.py
+	$(PY) benches/bench_redis.py
 
 soak: build ## long runs: floods, leaks, concurrency soaks (not part of `make test`)
 	$(PY) -m pytest -q -m slow --run-slow tests

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Final
@@ -27,7 +26,7 @@ ALGORITHMS: Final = (
 #: What a shared-storage limiter does when its storage cannot answer.
 ON_STORAGE_ERROR: Final = ("allow", "deny", "raise")
 
-_REDIS_SCHEMES: Final = ("redis", "rediss", "redis+cluster")
+_REDIS_SCHEMES: Final = ("redis", "rediss", "redis+cluster", "rediss+cluster")
 
 #: The shortest GC interval: a sweep every millisecond is already a busy loop.
 _MIN_GC_INTERVAL: Final = 0.001
@@ -243,13 +242,13 @@ def _open_redis(
     if timeout <= 0:
         raise ConfigError(f"storage_timeout must be > 0 seconds, got {timeout!r}")
     try:
-        module = importlib.import_module("shardlimit.redis_storage")
-    except ImportError as exc:
+        from shardlimit.redis_storage import RedisStorage  # noqa: PLC0415
+    except ImportError as exc:  # pragma: no cover - depends on the install
         raise ConfigError(
-            f"storage {limiter.storage_url!r} needs the Redis storage and redis-py: "
+            f"storage {limiter.storage_url!r} needs redis-py: "
             "pip install 'shardlimit[redis]'"
         ) from exc
-    backend: Backend = module.RedisStorage(
+    backend: Backend = RedisStorage(
         limiter.storage_url,
         rates=limiter.rates,
         algorithm=limiter.algorithm,
@@ -305,8 +304,8 @@ def _storage_scheme(storage: object) -> str:
     if scheme in _REDIS_SCHEMES:
         return scheme
     raise ConfigError(
-        f"storage must be 'memory://', 'redis://host:port/db', 'rediss://...' or "
-        f"'redis+cluster://host:port'; got {storage!r}"
+        "storage must be 'memory://', 'redis://host:port/db', 'rediss://...', "
+        f"'redis+cluster://host:port' or 'rediss+cluster://...'; got {storage!r}"
     )
 
 
