@@ -29,7 +29,9 @@ const NS_PER_S: f64 = 1e9;
 /// Maps an error of the core to the Python exception the contract names.
 fn to_py_err(error: Error) -> PyErr {
     match error {
-        Error::ClockBackwards { .. } => PyValueError::new_err(error.to_string()),
+        Error::ClockBackwards { .. } | Error::ClockRange(_) => {
+            PyValueError::new_err(error.to_string())
+        }
         _ => ConfigError::new_err(error.to_string()),
     }
 }
@@ -71,7 +73,7 @@ impl ManualClock {
     fn new(start: f64) -> PyResult<Self> {
         let start = seconds_to_ns("start", start)?;
         Ok(ManualClock {
-            time: Arc::new(ManualTime::new(start)),
+            time: Arc::new(ManualTime::new(start).map_err(to_py_err)?),
         })
     }
 

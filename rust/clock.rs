@@ -8,6 +8,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::algorithm::Nanos;
 use crate::rate::Error;
 
+/// The end of time for the store: 2^63 - 1 ns, the year 2262 on the monotonic
+/// clock. Clocks stop there, so that a time plus the longest period (10 years) still
+/// fits a `u64` and no arithmetic in the algorithms can wrap.
+pub const MAX_TIME: Nanos = i64::MAX as Nanos;
+
 /// Where a store reads the time. Both variants only ever move forward.
 #[derive(Debug, Clone)]
 pub enum Clock {
@@ -40,7 +45,9 @@ impl Clock {
     #[inline]
     pub fn now(&self) -> Nanos {
         match self {
-            Clock::Monotonic { start, offset } => offset + start.elapsed().as_nanos() as Nanos,
+            Clock::Monotonic { start, offset } => {
+                (offset + start.elapsed().as_nanos() as Nanos).min(MAX_TIME)
+            }
             Clock::Manual(time) => time.now(),
         }
     }
@@ -54,11 +61,14 @@ pub struct ManualTime {
 }
 
 impl ManualTime {
-    /// A manual clock that reads `start` nanoseconds.
-    pub fn new(start: Nanos) -> ManualTime {
-        ManualTime {
-            now: AtomicU64::new(start),
+    /// A manual clock that reads `start` nanoseconds (at most [`MAX_TIME`]).
+    pub fn new(start: Nanos) -> Result<ManualTime, Error> {
+        if start > MAX_TIME {
+            return Err(Error::ClockRange(start));
         }
+        Ok(ManualTime {
+            now: AtomicU64::new(start),
+        })
     }
 
     /// The time now, in nanoseconds.
@@ -67,18 +77,22 @@ impl ManualTime {
         self.now.load(Ordering::Acquire)
     }
 
-    /// Moves the clock forward by `delta` nanoseconds (saturating at the end of time).
+    /// Moves the clock forward by `delta` nanoseconds, stopping at [`MAX_TIME`].
     pub fn advance(&self, delta: Nanos) {
         // A CAS loop rather than fetch_add, so the clock saturates instead of wrapping.
         let _ = self
             .now
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-                Some(t.saturating_add(delta))
+                Some(t.saturating_add(delta).min(MAX_TIME))
             });
     }
 
-    /// Sets the clock to `time`, which must not be earlier than now.
+    /// Sets the clock to `time`, which must not be earlier than now nor later than
+    /// [`MAX_TIME`].
     pub fn set(&self, time: Nanos) -> Result<(), Error> {
+        if time > MAX_TIME {
+            return Err(Error::ClockRange(time));
+        }
         self.now
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
                 (time >= t).then_some(time)
@@ -97,7 +111,7 @@ mod tests {
 
     #[test]
     fn manual_time_moves_forward_only() {
-        let time = ManualTime::new(5);
+        let time = ManualTime::new(5).unwrap();
         time.advance(10);
         assert_eq!(time.now(), 15);
         assert!(time.set(20).is_ok());
@@ -109,7 +123,9 @@ mod tests {
             })
         );
         time.advance(u64::MAX);
-        assert_eq!(time.now(), u64::MAX);
+        assert_eq!(time.now(), MAX_TIME);
+        assert_eq!(time.set(MAX_TIME + 1), Err(Error::ClockRange(MAX_TIME + 1)));
+        assert!(ManualTime::new(MAX_TIME + 1).is_err());
     }
 
     #[test]

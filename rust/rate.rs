@@ -25,6 +25,8 @@ pub enum Error {
     Shards(usize),
     /// A store was given a key bound of 0.
     MaxKeys(usize),
+    /// A manual clock was asked for a time past [`crate::clock::MAX_TIME`].
+    ClockRange(Nanos),
     /// A manual clock was asked to go backwards.
     ClockBackwards {
         /// The clock's time now, in nanoseconds.
@@ -49,6 +51,11 @@ impl fmt::Display for Error {
                 crate::store::MAX_SHARDS
             ),
             Error::MaxKeys(v) => write!(f, "max_keys must be at least 1, got {v}"),
+            Error::ClockRange(v) => write!(
+                f,
+                "a ManualClock reads at most {}ns (the year 2262), asked for {v}ns",
+                crate::clock::MAX_TIME
+            ),
             Error::ClockBackwards { now, requested } => write!(
                 f,
                 "a ManualClock only moves forward: it is at {now}ns, asked for {requested}ns"

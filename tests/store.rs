@@ -11,7 +11,7 @@ use _core::{AtomicCell, Cell, Clock, LockedCell, ManualTime, Rate, Store};
 const SECOND: u64 = 1_000_000_000;
 
 fn manual(start: u64) -> (Arc<ManualTime>, Clock) {
-    let time = Arc::new(ManualTime::new(start));
+    let time = Arc::new(ManualTime::new(start).unwrap());
     (time.clone(), Clock::Manual(time))
 }
 

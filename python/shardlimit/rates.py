@@ -6,6 +6,8 @@ Text forms accepted by :func:`parse_rates`::
     10/second   10/s   10 per second   100/5minutes   100 per 5 minutes
     10/second; 1000/hour      (several rates, separated by ';' or ',')
 
+Units: ns, us, ms, s/sec/second(s), m/min/minute(s), h/hour(s), d/day(s).
+
 Durations accepted by :func:`parse_duration`: ``250ms``, ``30s``, ``5m``, ``1h``,
 ``1d`` and bare seconds (``"2.5"``).
 """
@@ -30,7 +32,17 @@ MIN_PERIOD = 1e-9
 #: The longest period a rate may have: 10 years, far inside the nanosecond clock.
 MAX_PERIOD = 10 * 365 * 86400.0
 
+#: Longer numbers are refused before conversion: no valid rate or duration needs
+#: them, and converting thousands of digits is slow (Python caps it at 4300).
+_MAX_DIGITS = 30
+
 _UNITS = {
+    "ns": 1e-9,
+    "nanosecond": 1e-9,
+    "nanoseconds": 1e-9,
+    "us": 1e-6,
+    "microsecond": 1e-6,
+    "microseconds": 1e-6,
     "ms": 0.001,
     "millisecond": 0.001,
     "milliseconds": 0.001,
@@ -53,13 +65,15 @@ _UNITS = {
     "days": 86400.0,
 }
 
+# Written so that no two adjacent parts can match the same characters: a long run
+# of spaces is then rejected in linear time, not after exponential backtracking.
 _RATE_RE = re.compile(
-    r"""^\s*(?P<limit>\d+)\s*(?:/|\s+per\s+)\s*
-        (?P<count>\d+(?:\.\d+)?)?\s*(?P<unit>[a-z]+)\s*$""",
-    re.IGNORECASE | re.VERBOSE,
+    r"^(?P<limit>\d+)\s*(?:/|per\b)\s*(?:(?P<count>\d+(?:\.\d+)?)\s*)?"
+    r"(?P<unit>[a-z]+)$",
+    re.IGNORECASE,
 )
 _DURATION_RE = re.compile(
-    r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[a-z]*)\s*$", re.IGNORECASE
+    r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[a-z]*)$", re.IGNORECASE
 )
 
 
@@ -89,7 +103,7 @@ class Rate:
             raise ConfigError(
                 f"Rate period must be a number of seconds, got {period!r}"
             )
-        if not (math.isfinite(period) and MIN_PERIOD <= period <= MAX_PERIOD):
+        if not _finite_between(period, MIN_PERIOD, MAX_PERIOD):
             raise ConfigError(
                 f"Rate period must be between 1ns and {MAX_PERIOD:g}s, got {period!r}"
             )
@@ -102,14 +116,41 @@ class Rate:
 
     def __str__(self) -> str:
         """Return the rate in the text form :func:`parse_rates` reads back."""
-        return f"{self.limit}/{_format_seconds(self.period)}"
+        return f"{self.limit}/{_format_period(self.period, self.period_ns)}"
 
 
-def _format_seconds(seconds: float) -> str:
-    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{round(seconds * 1000)}ms" if seconds < 1 else f"{seconds:g}s"
+def _finite_between(value: float, low: float, high: float) -> bool:
+    """Whether ``value`` is a finite number in ``[low, high]``; ints of any size."""
+    if isinstance(value, int):
+        return low <= value <= high  # compared exactly, never converted to float
+    return math.isfinite(value) and low <= value <= high
+
+
+#: Units :meth:`Rate.__str__` writes, largest first, in nanoseconds.
+_FORMAT_UNITS = (
+    ("d", 86_400_000_000_000),
+    ("h", 3_600_000_000_000),
+    ("m", 60_000_000_000),
+    ("s", 1_000_000_000),
+    ("ms", 1_000_000),
+    ("us", 1_000),
+    ("ns", 1),
+)
+
+
+def _format_period(period: float, period_ns: int) -> str:
+    """Write a period so that :func:`parse_rates` reads back the same nanoseconds.
+
+    The largest unit that divides it, when that reads back exactly (``90s``,
+    ``1500us``); otherwise the seconds, as Python's shortest exact form of the float.
+    """
+    for unit, size in _FORMAT_UNITS:
+        if period_ns % size == 0:
+            count = period_ns // size
+            if round(count * _UNITS[unit] * 1e9) == period_ns:
+                return f"{count}{unit}"
+            break
+    return f"{period!r}s"
 
 
 def parse_rates(text: str | Rate | Iterable[Rate]) -> tuple[Rate, ...]:
@@ -135,7 +176,7 @@ def parse_rates(text: str | Rate | Iterable[Rate]) -> tuple[Rate, ...]:
 
 
 def _parse_one_rate(part: str) -> Rate:
-    match = _RATE_RE.match(part)
+    match = _RATE_RE.match(part.strip())
     if match is None:
         raise ConfigError(
             f"rate {part.strip()!r} is not of the form 'N/unit', 'N per unit' "
@@ -147,6 +188,8 @@ def _parse_one_rate(part: str) -> Rate:
             f"rate {part.strip()!r} has an unknown unit {match['unit']!r}; use "
             "s/sec/second, m/min/minute, h/hour or d/day"
         )
+    if len(match["limit"]) > _MAX_DIGITS or len(match["count"] or "") > _MAX_DIGITS:
+        raise ConfigError(f"rate {part.strip()!r}: number too large")
     count = float(match["count"]) if match["count"] else 1.0
     try:
         return Rate(int(match["limit"]), count * _UNITS[unit])
@@ -164,16 +207,25 @@ def parse_duration(text: str | float, *, name: str = "duration") -> float:
     if isinstance(text, bool):
         raise ConfigError(f"{name} must be a duration such as '30s', got {text!r}")
     if isinstance(text, int | float):
+        if not _finite_between(text, 0, MAX_PERIOD):
+            raise ConfigError(
+                f"{name} must be a finite duration from 0 to {MAX_PERIOD:g}s, "
+                f"got {text!r}"
+            )
         seconds = float(text)
     else:
-        match = _DURATION_RE.match(text) if isinstance(text, str) else None
+        match = _DURATION_RE.match(text.strip()) if isinstance(text, str) else None
         unit = match["unit"].lower() if match else ""
         if match is None or (unit and unit not in _UNITS):
             raise ConfigError(
                 f"{name} must be a duration such as 250ms, 30s, 5m, 1h or 1d, "
                 f"got {text!r}"
             )
+        if len(match["number"]) > _MAX_DIGITS:
+            raise ConfigError(f"{name}: number too large in {text!r}")
         seconds = float(match["number"]) * (_UNITS[unit] if unit else 1.0)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ConfigError(f"{name} must be a finite duration >= 0, got {text!r}")
+    if not _finite_between(seconds, 0, MAX_PERIOD):
+        raise ConfigError(
+            f"{name} must be a finite duration from 0 to {MAX_PERIOD:g}s, got {text!r}"
+        )
     return seconds
