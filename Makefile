@@ -49,16 +49,16 @@ lint: deps ## the gates of .ci/run: rustfmt, clippy, ruff, mypy --strict, stubte
 	cargo fmt --check
 	cargo clippy --quiet --all-targets -- -D warnings
 	cargo clippy --quiet --all-targets --features python -- -D warnings
-	$(BIN)/ruff check python tests benches
-	$(BIN)/ruff format --check python tests benches
+	$(BIN)/ruff check python tests benches configs fuzz
+	$(BIN)/ruff format --check python tests benches configs fuzz
 	$(MAKE) --no-print-directory build
 	$(BIN)/mypy
 	$(PY) -m mypy.stubtest shardlimit._core
 
 fmt: deps ## format Rust and Python in place
 	cargo fmt
-	$(BIN)/ruff format python tests benches
-	$(BIN)/ruff check --fix python tests benches
+	$(BIN)/ruff format python tests benches configs fuzz
+	$(BIN)/ruff check --fix python tests benches configs fuzz
 
 bench: build ## criterion on the core, the counters' cost, then the Python side by side
 	cargo bench --bench core -- --noplot
@@ -66,6 +66,7 @@ bench: build ## criterion on the core, the counters' cost, then the Python side 
 	./benches/contention_cost.sh
 	$(PY) benches/bench_python.py
 	$(PY) benches/bench_redis.py
+	$(PY) benches/bench_http.py
 
 soak: build ## long runs: floods, leaks, concurrency soaks (not part of `make test`)
 	$(PY) -m pytest -q -m slow --run-slow tests
