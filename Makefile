@@ -68,8 +68,10 @@ bench: build ## criterion on the core, the counters' cost, then the Python side 
 	$(PY) benches/bench_redis.py
 	$(PY) benches/bench_http.py
 
-soak: build ## long runs: floods, leaks, concurrency soaks (not part of `make test`)
-	$(PY) -m pytest -q -m slow --run-slow tests
+soak: build ## long runs: model, floods, leaks, concurrency, fuzzing (not in `make test`)
+	$(PY) -m pytest -q -m slow tests
+	PROPTEST_CASES=5000 cargo test --quiet --test proptest_core
+	$(PY) benches/soak.py
 
 docker-build: ## build the image (needs a Docker engine)
 	docker build -t shardlimit:latest .

@@ -242,10 +242,22 @@ _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@functools.lru_cache(maxsize=4096)
+#: The longest text that can be an address as proxies write it (``[v6%zone]:port``);
+#: longer hop texts are refused before parsing, so the parser's cache holds at most
+#: 4096 short texts, however long the hops a client sends through a trusted proxy.
+_MAX_ADDRESS_TEXT = 64
+
+
 def _parse_ip(text: str) -> _IPAddress | None:
     """Parse an address as proxies write it: bare, ``[v6]:port`` or ``v4:port``."""
     text = text.strip()
+    if len(text) > _MAX_ADDRESS_TEXT:
+        return None
+    return _parse_short_ip(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_short_ip(text: str) -> _IPAddress | None:
     if text.startswith("["):
         text = text[1 : text.find("]")] if "]" in text else text
     elif text.count(":") == 1:
