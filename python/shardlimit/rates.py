@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from shardlimit.errors import ConfigError
 
-__all__ = ["MAX_LIMIT", "Rate", "parse_duration", "parse_rates"]
+__all__ = ["MAX_LIMIT", "Rate", "largest_unit", "parse_duration", "parse_rates"]
 
 #: The largest limit a rate may have (the counters are 32-bit).
 MAX_LIMIT = 2**32 - 1
@@ -138,18 +138,26 @@ _FORMAT_UNITS = (
 )
 
 
+def largest_unit(period_ns: int) -> tuple[int, str]:
+    """Return ``(count, unit)`` for a period in the largest unit that divides it.
+
+    ``90_000_000_000`` gives ``(90, "s")``; exact, for any number of nanoseconds.
+    """
+    for unit, size in _FORMAT_UNITS:
+        if period_ns % size == 0:
+            return period_ns // size, unit
+    return period_ns, "ns"  # pragma: no cover - size 1 divides everything
+
+
 def _format_period(period: float, period_ns: int) -> str:
     """Write a period so that :func:`parse_rates` reads back the same nanoseconds.
 
     The largest unit that divides it, when that reads back exactly (``90s``,
     ``1500us``); otherwise the seconds, as Python's shortest exact form of the float.
     """
-    for unit, size in _FORMAT_UNITS:
-        if period_ns % size == 0:
-            count = period_ns // size
-            if round(count * _UNITS[unit] * 1e9) == period_ns:
-                return f"{count}{unit}"
-            break
+    count, unit = largest_unit(period_ns)
+    if round(count * _UNITS[unit] * 1e9) == period_ns:
+        return f"{count}{unit}"
     return f"{period!r}s"
 
 

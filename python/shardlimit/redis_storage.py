@@ -38,7 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from shardlimit._core import Decision
 from shardlimit.errors import ConfigError, StorageError
-from shardlimit.rates import Rate, parse_rates
+from shardlimit.rates import Rate, largest_unit, parse_rates
 
 try:
     import redis
@@ -107,15 +107,6 @@ _CALL: Final = struct.Struct("<ddd")
 #: retry_after in nanoseconds (-1: never).
 _REPLY: Final = struct.Struct("<ddddd")
 
-_UNITS_NS: Final = (
-    ("d", 86_400_000_000_000),
-    ("h", 3_600_000_000_000),
-    ("m", 60_000_000_000),
-    ("s", 1_000_000_000),
-    ("ms", 1_000_000),
-    ("us", 1_000),
-)
-
 
 class _Clock(Protocol):
     def now_ns(self) -> int: ...
@@ -138,14 +129,9 @@ def rate_signature(rates: Iterable[Rate]) -> str:
     The form is exact (periods in the largest unit that divides them, down to
     nanoseconds), so two different sets of rates never share keys.
     """
-    return ",".join(f"{rate.limit}/{_format_ns(rate.period_ns)}" for rate in rates)
-
-
-def _format_ns(ns: int) -> str:
-    for unit, size in _UNITS_NS:
-        if ns % size == 0:
-            return f"{ns // size}{unit}"
-    return f"{ns}ns"
+    return ",".join(
+        "{}/{}{}".format(rate.limit, *largest_unit(rate.period_ns)) for rate in rates
+    )
 
 
 def redact(url: str) -> str:
