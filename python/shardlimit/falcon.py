@@ -480,8 +480,7 @@ class RateLimitMiddleware:
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: Any
     ) -> None:
         """Decide a routed request before its responder runs; refuse it with 429."""
-        route = (id(resource), req.uri_template, req.method)
-        rule = self._routes.get(route) or self._new_route(req, resource, route)
+        rule = self._route_rule(req, resource)
         if not rule.exempt:
             self._decide(req, resp, rule, self.key_func(req))
 
@@ -501,14 +500,18 @@ class RateLimitMiddleware:
             if route is not None:
                 self._count_after(req, resp, route, self.key_func(req))
 
+    def _route_rule(self, req: falcon.Request, resource: object) -> _Rule:
+        """Return the rule of the request's route, learning the route on first use."""
+        route = (id(resource), req.uri_template, req.method)
+        return self._routes.get(route) or self._new_route(req, resource, route)
+
     # ASGI hooks ---------------------------------------------------------------------
 
     async def process_resource_async(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: Any
     ) -> None:
         """Decide a routed request before its responder runs (ASGI)."""
-        route = (id(resource), req.uri_template, req.method)
-        rule = self._routes.get(route) or self._new_route(req, resource, route)
+        rule = self._route_rule(req, resource)
         if not rule.exempt:
             await self._decide_async(req, resp, rule)
 
